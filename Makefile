@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make run` and `make test`. Each does its own set-up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PARAPHEUR_INSTANCE_DIR ?= $(CURDIR)/instance
+
+.PHONY: run test lint system-packages clean translations
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+translations: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d parapheur/translations -D messages >/dev/null
+
+## run: install, initialise the instance with demo data, serve on http://127.0.0.1:5000
+run: $(STAMP) translations
+	$(BIN)/parapheur init
+	$(BIN)/parapheur demo
+	@echo "Parapheur : http://127.0.0.1:5000"
+	$(BIN)/parapheur serve --host 127.0.0.1 --port 5000
+
+## system-packages: Debian packages the tests need (installed only when run as root)
+system-packages:
+	@missing=""; \
+	for pair in softhsm2-util:softhsm2 pdfsig:poppler-utils qpdf:qpdf chromium:chromium; do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "Missing Debian packages (run as root to install):$$missing"; fi; \
+	fi
+
+## test: install what the tests need and run the whole suite
+test: $(STAMP) translations system-packages
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache test-artifacts

@@ -1,0 +1,189 @@
+"""The ``parapheur`` command. Every command acts on the instance named by ``PARAPHEUR_INSTANCE_DIR``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import create_app
+
+
+def _app():
+    app = create_app()
+    return app
+
+
+@click.group()
+def main() -> None:
+    """Parapheur: approval circuits and electronic signatures."""
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the database and the instance keys (CA, seal, TSA)."""
+    from .services import instance
+
+    app = _app()
+    with app.app_context():
+        summary = instance.initialise(app)
+    click.echo(summary)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def setup(file: Path) -> None:
+    """Create or update users, desks and document types from an organisation file (idempotent)."""
+    from .services import instance
+    from .services.organisation import OrganisationError
+
+    app = _app()
+    with app.app_context():
+        try:
+            result = instance.setup(file.read_text(encoding="utf-8"))
+        except OrganisationError as error:
+            click.echo(f"Erreur dans {file} : {error}", err=True)
+            sys.exit(1)
+    if result.changed:
+        click.echo(f"{len(result.created)} créé(s), {len(result.updated)} mis à jour.")
+    else:
+        click.echo("Rien à changer : l'organisation est déjà à jour.")
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo organisation (Ville de Techniville) and sample dossiers; print the logins."""
+    from .services import demo as demo_service
+
+    app = _app()
+    with app.app_context():
+        logins = demo_service.load(app)
+    click.echo("Comptes de démonstration (identifiant / mot de passe) :")
+    for username, password, roles in logins:
+        click.echo(f"  {username:<16} {password:<16} {roles}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--name", required=True)
+@click.option("--email", default="")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["initiator", "signer", "auditor", "admin"]))
+@click.password_option()
+def user_add(username: str, name: str, email: str, roles: tuple[str, ...], password: str) -> None:
+    """Create a user."""
+    from .services import instance
+    from .services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            instance.add_user(username, name, email, roles, password)
+        except ServiceError as error:
+            click.echo(error.message_fr, err=True)
+            sys.exit(1)
+    click.echo(f"Utilisateur {username} créé.")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="cli")
+def token_create(username: str, name: str) -> None:
+    """Create an API token for USERNAME; the token is the last word printed."""
+    from .services import tokens
+    from .services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            secret = tokens.create_for(username, name)
+        except ServiceError as error:
+            click.echo(error.message_fr, err=True)
+            sys.exit(1)
+    click.echo(f"Jeton créé pour {username} (gardez-le, il ne sera plus affiché) : {secret}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the web interface (development server; use gunicorn in production)."""
+    app = _app()
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker with the app loaded once."""
+    from .jobs import run_worker
+
+    sys.exit(run_worker(_app(), burst=burst))
+
+
+@main.command()
+def remind() -> None:
+    """Send reminders for overdue steps (run it periodically, e.g. hourly from cron)."""
+    from .services import reminders
+
+    app = _app()
+    with app.app_context():
+        count = reminders.send_due()
+    click.echo(f"{count} relance(s) envoyée(s).")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def validate(file: Path, as_json: bool) -> None:
+    """Validate the signatures of a PDF: exit 0 if valid, 1 if not, 2 if it could not run."""
+    from .services import validation
+
+    try:
+        data = file.read_bytes()
+        app = _app()
+        with app.app_context():
+            report = validation.validate_bytes(data)
+    except Exception as error:  # noqa: BLE001 - exit status 2 means "could not run"
+        click.echo(f"Validation impossible : {error}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(validation.describe(report))
+    sys.exit(0 if report.valid else 1)
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Verify the hash chain: exit 0 if intact, 1 naming the first broken event."""
+    from . import audit
+    from .extensions import db
+
+    app = _app()
+    with app.app_context():
+        result = audit.verify(db.session)
+    if result.ok:
+        click.echo(f"Chaîne intacte : {result.events} événement(s).")
+        sys.exit(0)
+    click.echo(f"Chaîne rompue : {result.first.problem}", err=True)
+    for extra in result.breaks[1:5]:
+        click.echo(f"  aussi : {extra.problem}", err=True)
+    sys.exit(1)

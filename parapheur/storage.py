@@ -1,0 +1,106 @@
+"""Content-addressed blob store: bytes are named by their sha256 and never overwritten.
+
+A blob is written to a temporary file, flushed, fsynced and renamed into place, so a crash leaves either
+no blob or a whole one; callers commit the revision row that names it only after ``put`` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1024 * 1024
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+class FileStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def _path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._path(digest)
+        if not path.exists():
+            self._write_atomic(path, [data])
+        return digest
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store a stream without holding it in memory; return (sha256, size)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            path = self._path(digest.hexdigest())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return digest.hexdigest(), size
+
+    def _write_atomic(self, path: Path, chunks) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(digest) from None
+
+    def path(self, digest: str) -> Path:
+        """A local path to the blob (for streaming a download)."""
+        path = self._path(digest)
+        if not path.exists():
+            raise BlobNotFound(digest)
+        return path
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+
+def open_store(url: str):
+    """The store named by ``PARAPHEUR_STORAGE_URL``: a folder, or s3://bucket/prefix."""
+    if url.startswith("s3://"):
+        from .storage_s3 import S3Store
+
+        return S3Store(url)
+    return FileStore(url)
+
+
+def store():
+    """The current app's blob store (one per app, created on first use)."""
+    from flask import current_app
+
+    existing = current_app.extensions.get("parapheur.store")
+    if existing is None:
+        existing = current_app.extensions["parapheur.store"] = open_store(current_app.config["STORAGE_URL"])
+    return existing
