@@ -29,7 +29,7 @@ def _keys_dir(app: Flask) -> Path:
 def ensure_instance_pki(app: Flask) -> bool:
     """Create the instance CA, seal and TSA keys if they are not there yet; True if created."""
     directory = _keys_dir(app)
-    if (directory / "ca.pem").exists():
+    if (directory / "root.pem").exists():
         return False
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)

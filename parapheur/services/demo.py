@@ -12,9 +12,9 @@ ORGANISATION = f"""
 users:
   - {{username: rh.dupont, name: Claire Dupont, email: claire.dupont@techniville.fr, roles: [initiator], password: "{DEMO_PASSWORD}"}}
   - {{username: rh.lefevre, name: Julien Lefèvre, email: julien.lefevre@techniville.fr, roles: [initiator, signer], password: "{DEMO_PASSWORD}"}}
-  - {{username: dgs.martin, name: Paul Martin, email: paul.martin@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: JBSWY3DPEHPK3PXP}}
-  - {{username: drh.bernard, name: Sophie Bernard, email: sophie.bernard@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: KRSXG5CTMVRXEZLU}}
-  - {{username: maire.durand, name: Anne Durand, email: anne.durand@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: MFRGGZDFMZTWQ2LK}}
+  - {{username: dgs.martin, name: Paul Martin, email: paul.martin@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP}}
+  - {{username: drh.bernard, name: Sophie Bernard, email: sophie.bernard@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU}}
+  - {{username: maire.durand, name: Anne Durand, email: anne.durand@techniville.fr, roles: [signer], password: "{DEMO_PASSWORD}", signing_pin: "482913", totp_secret: MFRGGZDFMZTWQ2LKMFRGGZDFMZTWQ2LK}}
   - {{username: audit.moreau, name: Luc Moreau, email: luc.moreau@techniville.fr, roles: [auditor], password: "{DEMO_PASSWORD}"}}
   - {{username: admin, name: Administrateur, email: admin@techniville.fr, roles: [admin], password: "{DEMO_PASSWORD}"}}
 desks:
@@ -58,7 +58,7 @@ def load(app: Flask) -> list[tuple[str, str, str]]:
         ("rh.dupont", DEMO_PASSWORD, "initiatrice (RH)"),
         ("rh.lefevre", DEMO_PASSWORD, "initiateur, signataire (bureau DRH)"),
         ("drh.bernard", DEMO_PASSWORD, "signataire (DRH), PIN 482913"),
-        ("dgs.martin", DEMO_PASSWORD, "signataire (DGS), PIN 482913, TOTP JBSWY3DPEHPK3PXP"),
+        ("dgs.martin", DEMO_PASSWORD, "signataire (DGS), PIN 482913, TOTP JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
         ("maire.durand", DEMO_PASSWORD, "signataire (maire), PIN 482913"),
         ("audit.moreau", DEMO_PASSWORD, "auditeur"),
         ("admin", DEMO_PASSWORD, "administrateur"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from circuits import Snapshot, StepKind
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from circuits import Snapshot, StepKind
 from signing.errors import SigningError
 from signing.fields import FieldSpec, open_pdf, prepare_fields
 

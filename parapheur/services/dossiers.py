@@ -11,6 +11,11 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
 import circuits
 from circuits import (
     Approve,
@@ -24,10 +29,6 @@ from circuits import (
     Snapshot,
     TransitionRefused,
 )
-from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
 from ..models import Delegation, Desk, Document, DocumentType, Dossier, DossierAssignee, Revision, User
@@ -110,7 +111,7 @@ def create(
     record(session, "dossier.created", meta, dossier_id=dossier.id, title=title, type=type_code)
     for doc in dossier.documents:
         record(session, "document.uploaded", meta, dossier_id=dossier.id, revision_sha256=doc.current.sha256,
-               filename=doc.filename, kind=doc.kind, size=doc.current.size)
+               filename=doc.filename, role=doc.kind, size=doc.current.size)
     return dossier
 
 

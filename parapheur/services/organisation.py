@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from circuits import TemplateError, template_from_dict, template_to_dict, validate_template
-from circuits.model import Level
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from circuits import TemplateError, template_from_dict, template_to_dict, validate_template
+from circuits.model import Level
 
 from .. import audit
 from ..models import Desk, DeskMember, DocumentType, Role, User, UserRole
@@ -133,8 +134,8 @@ def parse(text: str) -> dict:
             pin = str(user["signing_pin"])
             if not pin.isdigit() or not 6 <= len(pin) <= 12:
                 fail(f"{p}.signing_pin", "le code de signature doit compter 6 à 12 chiffres")
-        if "totp_secret" in user and not re.fullmatch(r"[A-Z2-7]{16,64}=*", str(user["totp_secret"])):
-            fail(f"{p}.totp_secret", "secret TOTP invalide (base32)")
+        if "totp_secret" in user and not re.fullmatch(r"[A-Z2-7]{24,128}=*", str(user["totp_secret"])):
+            fail(f"{p}.totp_secret", "secret TOTP invalide : base32, 24 caractères au moins (112 bits)")
 
     desk_codes: set[str] = set()
     for i, desk in enumerate(desks):

@@ -14,6 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -74,8 +75,9 @@ def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str |
 
 
 def _open(credential: SigningCredential, pin: str):
-    cert = x509.load_pem_x509_certificate(credential.certificate_pem.encode())
-    chain = x509.load_pem_x509_certificates(credential.chain_pem.encode()) if credential.chain_pem else []
+    cert = credential.certificate_pem.encode()
+    chain = [c.public_bytes(Encoding.PEM) for c in x509.load_pem_x509_certificates(credential.chain_pem.encode())] \
+        if credential.chain_pem else []
     settings = json.loads(credential.settings or "{}")
     if credential.kind == "software":
         return signing_keys.software_signer(credential.sealed_key, pin, cert, chain)

@@ -17,7 +17,7 @@ ORG = """
 users:
   - {username: rh.dupont, name: Claire Dupont, email: claire@example.fr, roles: [initiator], password: "secret-rh-1"}
   - {username: rh.lefevre, name: Julien Lefèvre, email: julien@example.fr, roles: [initiator, signer], password: "secret-rh-2"}
-  - {username: dgs.martin, name: Paul Martin, email: paul@example.fr, roles: [signer], password: "secret-dgs", signing_pin: "482913", totp_secret: JBSWY3DPEHPK3PXP}
+  - {username: dgs.martin, name: Paul Martin, email: paul@example.fr, roles: [signer], password: "secret-dgs", signing_pin: "482913", totp_secret: JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP}
   - {username: drh.bernard, name: Sophie Bernard, email: sophie@example.fr, roles: [signer], password: "secret-drh", signing_pin: "111222"}
   - {username: outsider, name: Oscar Tiers, email: oscar@example.fr, roles: [signer, initiator], password: "secret-out"}
   - {username: audit.moreau, name: Luc Moreau, email: luc@example.fr, roles: [auditor], password: "secret-aud"}
