@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyotp
 from sqlalchemy import select
 
-from parapheur import audit
+from parapheur import audit, jobs
 from parapheur.extensions import db
 from parapheur.models import User, utcnow
 from parapheur.samples import text_pdf
@@ -48,4 +48,5 @@ def act(dossier, username: str, action: str, **kwargs):
     result = dossiers.perform(db.session, current_app._get_current_object(), dossier, user(username), action,
                               audit.Meta(username), utcnow(), **kwargs)
     db.session.commit()
+    jobs.enqueue_after_commit(result.jobs)
     return result
