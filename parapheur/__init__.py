@@ -29,7 +29,11 @@ def create_app(overrides: dict | None = None) -> Flask:
 def register_template_helpers(app: Flask) -> None:
     from flask_babel import get_locale
 
+    from .web.labels import event_label, localtime
+
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "fr")
+    app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["event_label"] = event_label
 
 
 def register_extensions(app: Flask) -> None:

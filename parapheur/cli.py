@@ -172,18 +172,23 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
+@click.option("--dossier", "dossier_id", type=int, default=None, help="Only the chain of this dossier.")
+def audit_verify(dossier_id: int | None) -> None:
     """Verify the hash chain: exit 0 if intact, 1 naming the first broken event."""
     from . import audit
     from .extensions import db
 
     app = _app()
     with app.app_context():
-        result = audit.verify(db.session)
+        result = audit.verify(db.session, dossier_id)
+    scope = f"du dossier {dossier_id}" if dossier_id is not None else "de l'instance"
     if result.ok:
-        click.echo(f"Chaîne intacte : {result.events} événement(s).")
+        click.echo(f"Chaîne {scope} intacte : {result.events} événement(s), "
+                   f"{result.timestamps} horodatage(s) de chaîne vérifié(s).")
         sys.exit(0)
-    click.echo(f"Chaîne rompue : {result.first.problem}", err=True)
+    first = result.first
+    click.echo(f"Chaîne {scope} rompue ({len(result.breaks)} anomalie(s)).", err=True)
+    click.echo(f"Premier lien rompu : {first.problem} [seq={first.seq} id={first.event_id}]", err=True)
     for extra in result.breaks[1:5]:
         click.echo(f"  aussi : {extra.problem}", err=True)
     sys.exit(1)

@@ -18,6 +18,7 @@ QUEUE_OF = {
     "notify_rejected": "mail",
     "complete_dossier": "signing",
     "send_reminders": "mail",
+    "sign_batch": "signing",
 }
 
 _worker_app: Flask | None = None
@@ -103,6 +104,14 @@ def complete_dossier(app: Flask, dossier_id: int) -> None:
     from .services import completion
 
     completion.complete(app, dossier_id)
+
+
+@_in_app
+def sign_batch(app: Flask, job_id: str, user_id: int, dossier_ids: list[int], box: str) -> None:
+    from .extensions import db
+    from .services import batches
+
+    batches.run(db.session, app, job_id, user_id, dossier_ids, box)
 
 
 def run_worker(app: Flask, burst: bool = False) -> int:

@@ -1,5 +1,6 @@
 """ORM models, one module per part of the domain; import from here."""
 
+from .api import ApiRateWindow
 from .audit import AuditEvent, AuditHead, ChainTimestamp
 from .base import Base, utcnow
 from .dossiers import Document, DocumentType, Dossier, DossierAssignee, Revision
@@ -16,9 +17,11 @@ from .users import (
     User,
     UserRole,
 )
+from .webhooks import Webhook, WebhookDelivery
 
 __all__ = [
-    "ApiToken", "AuditEvent", "AuditHead", "Base", "ChainTimestamp", "Delegation", "Desk", "DeskMember",
-    "Document", "DocumentType", "Dossier", "DossierAssignee", "JobRecord", "LoginFailure", "Revision",
-    "Role", "SentMail", "SigningCredential", "User", "UserRole", "utcnow",
+    "ApiRateWindow", "ApiToken", "AuditEvent", "AuditHead", "Base", "ChainTimestamp", "Delegation", "Desk",
+    "DeskMember", "Document", "DocumentType", "Dossier", "DossierAssignee", "JobRecord", "LoginFailure",
+    "Revision", "Role", "SentMail", "SigningCredential", "User", "UserRole", "Webhook", "WebhookDelivery",
+    "utcnow",
 ]

@@ -52,9 +52,8 @@ def complete(app: Flask, dossier_id: int) -> bool:
 
 
 def timestamp_hash(app: Flask, digest: bytes) -> bytes:
-    """An RFC 3161 token (DER) over a sha256 digest."""
-    from pyhanko.sign.timestamps import TimeStamper  # noqa: F401 - for the type of timestamper(app)
+    """An RFC 3161 token (TimeStampToken, DER) over a sha256 digest."""
+    import asyncio
 
-    ts = timestamper(app)
-    token = ts.timestamp(digest, "sha256")
+    token = asyncio.run(timestamper(app).async_timestamp(digest, "sha256"))
     return token.dump()

@@ -96,3 +96,31 @@ def restart_documents(dossier: Dossier, user: User, now: datetime) -> None:
         document.revisions.append(Revision(number=document.current.number + 1, sha256=base.sha256,
                                            size=base.size, reason="relaunch", created_by_id=user.id,
                                            created_at=now))
+
+
+def replace(session: Session, dossier: Dossier, document_id: int, user: User, upload, meta, now: datetime,
+            expected_version: int | None = None) -> Revision:
+    """Replace a document's content while the dossier is out of its circuit (draft, rejected, recalled)."""
+    from .. import audit
+    from .dossiers import get_document
+    from .errors import Conflict, Forbidden
+
+    if dossier.initiator_id != user.id:
+        raise Forbidden("Seul l'initiateur modifie les documents.", "Only the initiator edits documents.")
+    if dossier.status not in {"draft", "rejected", "recalled"}:
+        raise Conflict("Un dossier en circuit ne se modifie pas : retirez-le d'abord.",
+                       "A dossier in its circuit cannot be edited: recall it first.", code="wrong_state")
+    if expected_version is not None and expected_version != dossier.version:
+        raise Conflict("Le dossier a changé : rechargez la page.", "The dossier changed: reload.", code="stale")
+    document = get_document(dossier, document_id)
+    pages = page_count(store().get(upload.sha256), upload.filename) if document.kind == "document" else None
+    before = document.current
+    revision = Revision(number=before.number + 1, sha256=upload.sha256, size=upload.size, reason="replaced",
+                        created_by_id=user.id, created_at=now)
+    document.revisions.append(revision)
+    document.pages = pages or document.pages
+    dossier.updated_at = now
+    session.flush()
+    audit.record(session, "document.replaced", meta, dossier_id=dossier.id, revision_sha256=upload.sha256,
+                 document=document.filename, sha256_before=before.sha256, sha256_after=upload.sha256)
+    return revision

@@ -147,6 +147,7 @@ def perform(
     reason: str | None = None,
     pin: str | None = None,
     otp: str | None = None,
+    otp_verified: bool = False,
 ) -> ActionResult:
     """Do ``action`` on a (locked) dossier as ``user``. Raises Conflict on a refused or stale action."""
     if action not in ACTIONS:
@@ -171,11 +172,13 @@ def perform(
         document_service.prepare_signature_fields(session, app, dossier, snapshot, user, now)
     if action == "relaunch":
         document_service.restart_documents(dossier, user, now)
+        document_service.prepare_signature_fields(session, app, dossier, snapshot, user, now)
     if action == "sign":
         step = snapshot.steps[snapshot.active_step.index] if snapshot.active_step else None
         from . import signatures
 
-        signed = signatures.sign_dossier(session, app, dossier, step, user, outcome.acted_for, pin, otp, now)
+        signed = signatures.sign_dossier(session, app, dossier, step, user, outcome.acted_for, pin, otp, now,
+                                         otp_verified=otp_verified)
     return _persist(session, dossier, snapshot, outcome, action, acted_meta, now, signed, reason)
 
 

@@ -284,3 +284,28 @@ def _set(obj, **values) -> list[str]:
             setattr(obj, key, value)
             changed.append(key)
     return changed
+
+
+def export(session: Session) -> str:
+    """The current organisation as an organisation file (no passwords, PINs or TOTP secrets), for the
+    administrator to edit and apply again."""
+    users = []
+    for user in session.scalars(select(User).order_by(User.username)):
+        entry: dict[str, Any] = {"username": user.username, "name": user.name, "email": user.email,
+                                 "roles": sorted(user.role_names)}
+        if not user.active:
+            entry["active"] = False
+        if user.locale:
+            entry["locale"] = user.locale
+        users.append(entry)
+    desks = [{"code": d.code, "name": d.name, "members": sorted(m.user.username for m in d.members)}
+             for d in session.scalars(select(Desk).order_by(Desk.code))]
+    types = []
+    for doc_type in session.scalars(select(DocumentType).where(DocumentType.active).order_by(DocumentType.code)):
+        entry = {"code": doc_type.code, "name": doc_type.name, "min_level": doc_type.min_level}
+        if doc_type.allow_assignee_change:
+            entry["allow_assignee_change"] = True
+        entry["steps"] = json.loads(doc_type.template)["steps"]
+        types.append(entry)
+    return yaml.safe_dump({"users": users, "desks": desks, "document_types": types}, allow_unicode=True,
+                          sort_keys=False, width=110)

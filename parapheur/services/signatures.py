@@ -43,8 +43,12 @@ def credential_for(session: Session, user: User, level: str) -> SigningCredentia
     return rows[0] if rows else None
 
 
-def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str | None, otp: str | None):
-    """The pyHanko signer for ``user`` at ``level``; checks PIN and TOTP, counting failures."""
+def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str | None, otp: str | None,
+                otp_verified: bool = False):
+    """The pyHanko signer for ``user`` at ``level``; checks PIN and TOTP, counting failures.
+
+    ``otp_verified``: a batch checked the TOTP code once when the signer started it (a code is good for
+    30 s; a batch outlives it); the PIN is still checked for every dossier, by opening the key."""
     if level == "simple":
         return instance_pki(app).seal_signer()
     credential = credential_for(session, user, level)
@@ -62,7 +66,7 @@ def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str |
         if not user.totp_secret or not user.totp_confirmed:
             raise Forbidden("Enregistrez d'abord une application d'authentification (profil).",
                             "Enrol an authenticator app first (profile).", code="totp_not_enrolled")
-        if not accounts.verify_totp(user, otp or ""):
+        if not otp_verified and not accounts.verify_totp(user, otp or ""):
             _count_failure(session, app, credential)
             raise Invalid("Code à usage unique incorrect.", "Wrong one-time code.", code="bad_otp")
     try:
@@ -101,10 +105,11 @@ def _count_failure(session: Session, app: Flask, credential: SigningCredential) 
 
 
 def sign_dossier(session: Session, app: Flask, dossier: Dossier, step, user: User, on_behalf_of: str | None,
-                 pin: str | None, otp: str | None, now: datetime) -> list[tuple[Document, Revision, Revision]]:
+                 pin: str | None, otp: str | None, now: datetime, *, otp_verified: bool = False,
+                 ) -> list[tuple[Document, Revision, Revision]]:
     """Sign every document of the dossier for ``step``; all or nothing."""
     level = str(step.level)
-    signer = _signer_for(session, app, user, level, pin, otp)
+    signer = _signer_for(session, app, user, level, pin, otp, otp_verified)
     stamp_name = user.name if not on_behalf_of else f"{user.name} (pour le compte de {on_behalf_of})"
     stamp = StampText(stamp_name, step.name or f"étape {step.index + 1}", now.astimezone(PARIS))
     outputs = []
@@ -135,3 +140,10 @@ def _round_start(document: Document) -> int:
     """Revision number where the current circuit round began (after the last relaunch)."""
     starts = [r.number for r in document.revisions if r.reason == "relaunch"]
     return max(starts) if starts else 0
+
+
+def check_second_factor(session: Session, app: Flask, user: User, level: str, pin: str | None,
+                        otp: str | None) -> None:
+    """Check PIN and code once, as a batch starts: a wrong one stops the batch before any dossier."""
+    if level != "simple":
+        _signer_for(session, app, user, level, pin, otp)
