@@ -115,6 +115,94 @@ def token_create(username: str, name: str) -> None:
     click.echo(f"Jeton créé pour {username} (gardez-le, il ne sera plus affiché) : {secret}")
 
 
+@main.group()
+def credential() -> None:
+    """Signing certificates of users (PKCS#12 import, PKCS#11 token, remote CSC service)."""
+
+
+def _credential_user(username: str):
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import User
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        click.echo(f"Utilisateur inconnu : {username}", err=True)
+        sys.exit(1)
+    return user
+
+
+def _save_credential(make) -> None:
+    from . import audit
+    from .extensions import db
+    from .services.errors import ServiceError
+
+    try:
+        credential = make()
+        audit.record(db.session, "admin.credential_added", audit.Meta(actor="cli"), user=credential.user_id,
+                     kind=credential.kind, level=credential.level)
+        db.session.commit()
+    except ServiceError as error:
+        db.session.rollback()
+        click.echo(error.message_fr, err=True)
+        sys.exit(1)
+    click.echo(f"Certificat enregistré ({credential.kind}, niveau {credential.level}).")
+
+
+@credential.command("import-p12")
+@click.argument("username")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--passphrase", prompt=True, hide_input=True, help="Passphrase of the PKCS#12 file.")
+@click.option("--pin", prompt="Code de signature", hide_input=True, confirmation_prompt=True)
+def credential_import_p12(username: str, file: Path, passphrase: str, pin: str) -> None:
+    """Import a certificate from a real CA (PKCS#12); its key is sealed by the signing PIN."""
+    from .extensions import db
+    from .services import credentials
+
+    with _app().app_context():
+        user = _credential_user(username)
+        _save_credential(lambda: credentials.import_pkcs12(db.session, user, file.read_bytes(), passphrase, pin))
+
+
+@credential.command("add-pkcs11")
+@click.argument("username")
+@click.option("--module", required=True, help="PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
+@click.option("--token", "token_label", required=True)
+@click.option("--key-label", required=True)
+@click.option("--cert", "cert_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chain", "chain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def credential_add_pkcs11(username, module, token_label, key_label, cert_file, chain_file) -> None:
+    """Register a qualified key held on a PKCS#11 token (its certificate must be qualified)."""
+    from .extensions import db
+    from .services import credentials
+
+    with _app().app_context():
+        user = _credential_user(username)
+        _save_credential(lambda: credentials.register_token(
+            db.session, user, "pkcs11", {"module": module, "token_label": token_label, "key_label": key_label},
+            cert_file.read_text(), chain_file.read_text() if chain_file else ""))
+
+
+@credential.command("add-csc")
+@click.argument("username")
+@click.option("--url", required=True, help="Base URL of the CSC API v1 service.")
+@click.option("--credential-id", required=True)
+@click.option("--oauth-token", default=None)
+@click.option("--cert", "cert_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--chain", "chain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def credential_add_csc(username, url, credential_id, oauth_token, cert_file, chain_file) -> None:
+    """Register a qualified key held by a remote signing service (CSC API v1)."""
+    from .extensions import db
+    from .services import credentials
+
+    with _app().app_context():
+        user = _credential_user(username)
+        _save_credential(lambda: credentials.register_token(
+            db.session, user, "csc", {"url": url, "credential_id": credential_id, "oauth_token": oauth_token},
+            cert_file.read_text(), chain_file.read_text() if chain_file else ""))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)

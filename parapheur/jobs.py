@@ -58,6 +58,9 @@ def _run_inline(app: Flask, name: str, args) -> None:
         globals()[name](*args)
     except Exception:  # noqa: BLE001
         log.exception("inline job %s%r failed", name, args)
+        from .extensions import db
+
+        db.session.rollback()
 
 
 def _app() -> Flask:
@@ -78,6 +81,10 @@ def _in_app(func):
 
     @functools.wraps(func)
     def wrapper(*args):
+        from flask import has_app_context
+
+        if has_app_context():  # inline: a nested app context would close the caller's session on exit
+            return func(current_app._get_current_object(), *args)
         app = _app()
         with app.app_context():
             return func(app, *args)
@@ -112,6 +119,22 @@ def sign_batch(app: Flask, job_id: str, user_id: int, dossier_ids: list[int], bo
     from .services import batches
 
     batches.run(db.session, app, job_id, user_id, dossier_ids, box)
+
+
+@_in_app
+def deliver_webhook(app: Flask, delivery_id: int) -> str:
+    from .extensions import db
+    from .services import webhooks
+
+    return webhooks.deliver(app, db.session, delivery_id)
+
+
+@_in_app
+def retry_webhooks(app: Flask) -> dict:
+    from .extensions import db
+    from .services import webhooks
+
+    return webhooks.pump(app, db.session)
 
 
 def run_worker(app: Flask, burst: bool = False) -> int:

@@ -6,6 +6,7 @@ keys is the costly part of signing (DESIGN.md §4), so the loaded object lives i
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -118,3 +119,62 @@ def validation_context(app: Flask):
 
     return ValidationContext(trust_roots=trust_roots(app), crls=[instance_pki(app).crl_der],
                              allow_fetching=True)
+
+
+def _pem(cert) -> str:
+    """PEM text of an asn1crypto or cryptography certificate."""
+    if hasattr(cert, "public_bytes"):
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+    from asn1crypto import pem
+
+    return pem.armor("CERTIFICATE", cert.dump()).decode()
+
+
+def import_pkcs12(session: Session, user: User, data: bytes, passphrase: str, pin: str) -> SigningCredential:
+    """Import a certificate and key from a real CA (PKCS#12); the key is re-sealed under the signing PIN."""
+    from signing.errors import InvalidPkcs12
+    from signing.qualified import is_qualified
+
+    from .errors import Invalid
+
+    try:
+        private_key, cert, chain = signing_keys.import_pkcs12(data, passphrase)
+    except InvalidPkcs12 as error:
+        raise Invalid(error.message_fr, error.message_en, code="bad_pkcs12") from None
+    if not (pin.isdigit() and 6 <= len(pin) <= 12):
+        raise Invalid("Le code de signature doit compter 6 à 12 chiffres.", "The signing PIN must be 6-12 digits.")
+    der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    credential = SigningCredential(
+        user_id=user.id, kind="software", level="advanced", certificate_pem=_pem(cert),
+        chain_pem="".join(_pem(c) for c in chain), sealed_key=signing_keys.seal_private_key(der, pin),
+        settings=json.dumps({"imported": True, "qualified_certificate": is_qualified(cert)}),
+    )
+    session.add(credential)
+    session.flush()
+    return credential
+
+
+def register_token(session: Session, user: User, kind: str, settings: dict, certificate_pem: str,
+                   chain_pem: str = "") -> SigningCredential:
+    """Record a qualified credential held outside the instance: a PKCS#11 token (``module``,
+    ``token_label``, ``key_label``) or a remote CSC service (``url``, ``credential_id``, ``oauth_token``).
+    The certificate must carry QcCompliance and QcSSCD."""
+    from signing.errors import NotQualified
+    from signing.qualified import require_qualified
+
+    from .errors import Invalid
+
+    required = {"pkcs11": ("module", "token_label", "key_label"), "csc": ("url", "credential_id")}[kind]
+    missing = [key for key in required if not settings.get(key)]
+    if missing:
+        raise Invalid(f"Paramètres manquants : {', '.join(missing)}.", f"Missing settings: {', '.join(missing)}.")
+    try:
+        require_qualified(certificate_pem.encode())
+    except NotQualified as error:
+        raise Invalid(error.message_fr, error.message_en, code="not_qualified") from None
+    credential = SigningCredential(user_id=user.id, kind=kind, level="qualified", certificate_pem=certificate_pem,
+                                   chain_pem=chain_pem, settings=json.dumps(settings))
+    session.add(credential)
+    session.flush()
+    return credential

@@ -70,7 +70,7 @@ def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str |
             _count_failure(session, app, credential)
             raise Invalid("Code à usage unique incorrect.", "Wrong one-time code.", code="bad_otp")
     try:
-        signer = _open(credential, pin)
+        signer = _open(credential, pin, otp)
     except WrongPin:
         _count_failure(session, app, credential)
         raise Invalid("Code de signature incorrect.", "Wrong signing PIN.", code="bad_pin") from None
@@ -78,7 +78,7 @@ def _signer_for(session: Session, app: Flask, user: User, level: str, pin: str |
     return signer
 
 
-def _open(credential: SigningCredential, pin: str):
+def _open(credential: SigningCredential, pin: str, otp: str | None = None):
     cert = credential.certificate_pem.encode()
     chain = [c.public_bytes(Encoding.PEM) for c in x509.load_pem_x509_certificates(credential.chain_pem.encode())] \
         if credential.chain_pem else []
@@ -87,8 +87,9 @@ def _open(credential: SigningCredential, pin: str):
         return signing_keys.software_signer(credential.sealed_key, pin, cert, chain)
     if credential.kind == "pkcs11":
         return signing_keys.pkcs11_signer(settings["module"], settings["token_label"], pin,
-                                          settings["key_label"], settings.get("cert_label"))
-    return signing_keys.csc_signer(settings["url"], settings["credential_id"], pin, settings)
+                                          settings["key_label"], settings.get("cert_label"), cert=cert, chain=chain)
+    return signing_keys.csc_signer(settings["url"], settings["credential_id"], oauth_token=settings.get("oauth_token"),
+                                   pin=pin, otp=otp)
 
 
 def _count_failure(session: Session, app: Flask, credential: SigningCredential) -> None:
