@@ -7,7 +7,7 @@ from parapheur import audit
 from parapheur.extensions import db
 from parapheur.models import AuditEvent, Dossier
 from parapheur.services import validation
-from parapheur.services.errors import Conflict, Invalid
+from parapheur.services.errors import Conflict, Invalid, Unavailable
 from parapheur.storage import store
 
 from .factories import act, create_dossier
@@ -61,3 +61,52 @@ def test_outsider_cannot_act(org):
         with pytest.raises(Conflict) as caught:
             act(dossier, "outsider", "approve")
         assert caught.value.code == "not_assignee"
+
+
+def test_an_unreachable_tsa_refuses_the_advanced_signature_and_changes_nothing(make_app):
+    app = make_app("org", TSA_URL="http://127.0.0.1:9/tsa")  # nothing listens on port 9
+    with app.app_context():
+        dossier = create_dossier("contrat")
+        act(dossier, "drh.bernard", "approve")
+        before = dossier.documents[0].current.sha256
+        with pytest.raises(Unavailable) as caught:
+            act(dossier, "dgs.martin", "sign")
+        assert caught.value.code == "timestamp_unavailable"
+        assert "horodatage" in caught.value.message_fr.lower()
+        db.session.rollback()
+        dossier = db.session.get(Dossier, dossier.id)
+        assert dossier.current_step == 1 and dossier.documents[0].current.sha256 == before
+
+
+def test_initiator_changes_assignees_before_launch_where_the_type_allows(org):
+    from parapheur.models import utcnow
+    from parapheur.services import dossiers as service
+
+    from .factories import user
+
+    with org.app_context():
+        attestation = create_dossier("attestation", launch=False)
+        service.change_assignees(db.session, attestation, user("rh.dupont"), 0, ["user:dgs.martin"],
+                                 audit.Meta("rh.dupont"), utcnow())
+        db.session.commit()
+        act(attestation, "rh.dupont", "launch")
+        with pytest.raises(Conflict):
+            act(attestation, "drh.bernard", "sign")  # no longer assigned
+        contrat = create_dossier("contrat", launch=False)
+        with pytest.raises(Conflict) as caught:
+            service.change_assignees(db.session, contrat, user("rh.dupont"), 0, ["user:dgs.martin"],
+                                     audit.Meta("rh.dupont"), utcnow())
+        assert caught.value.code == "not_allowed"
+
+
+def test_recall_only_before_anyone_acted_then_relaunch(org):
+    with org.app_context():
+        dossier = create_dossier("contrat")
+        act(dossier, "rh.dupont", "recall")
+        assert dossier.status == "recalled"
+        act(dossier, "rh.dupont", "relaunch")
+        act(dossier, "drh.bernard", "approve")
+        act(dossier, "dgs.martin", "sign")
+        assert dossier.status == "completed"
+        with pytest.raises(Conflict):
+            act(dossier, "rh.dupont", "recall")
