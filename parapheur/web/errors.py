@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 TITLES = {
-    400: "Requête invalide",
-    401: "Authentification requise",
-    403: "Accès refusé",
-    404: "Page introuvable",
-    409: "Conflit",
-    413: "Fichier trop volumineux",
-    422: "Document impossible à traiter",
-    429: "Trop de requêtes",
-    500: "Erreur interne",
-    503: "Service indisponible",
+    400: _l("Requête invalide"),
+    401: _l("Authentification requise"),
+    403: _l("Accès refusé"),
+    404: _l("Page introuvable"),
+    409: _l("Conflit"),
+    413: _l("Fichier trop volumineux"),
+    422: _l("Document impossible à traiter"),
+    429: _l("Trop de requêtes"),
+    500: _l("Erreur interne"),
+    503: _l("Service indisponible"),
 }
 
 
 def problem(status: int, detail: str, **extra):
     """A problem+json response (RFC 9457)."""
-    body = {"type": "about:blank", "title": TITLES.get(status, "Erreur"), "status": status, "detail": detail}
+    body = {"type": "about:blank", "title": str(TITLES.get(status, _l("Erreur"))), "status": status,
+            "detail": detail}
     body.update(extra)
     response = jsonify(body)
     response.status_code = status
@@ -44,5 +46,6 @@ def register(app: Flask) -> None:
 
 def _render(status: int, detail: str | None):
     if request.path.startswith("/api/"):
-        return problem(status, detail or TITLES.get(status, "Erreur"))
-    return render_template("errors/error.html", status=status, title=TITLES.get(status), detail=detail), status
+        return problem(status, detail or str(TITLES.get(status, _l("Erreur"))))
+    return render_template("errors/error.html", status=status, title=TITLES.get(status, _l("Erreur")),
+                           detail=detail), status
