@@ -41,7 +41,10 @@ system-packages:
 ## test: install what the tests need and run the whole suite
 test: $(STAMP) translations system-packages
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup --ignore=tests/browser $(PYTEST_ARGS)
+	@# Playwright's sync API keeps an event loop running in its process, which pyHanko's sync calls
+	@# (asyncio.run) cannot share: the browser tests get a process of their own.
+	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
