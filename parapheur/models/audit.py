@@ -12,7 +12,10 @@ from .base import Base, utcnow
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_dossier_seq", "dossier_id", "dossier_seq"),)
+    __table_args__ = (
+        Index("ix_audit_events_dossier_seq", "dossier_id", "dossier_seq"),
+        Index("ix_audit_events_actor_kind", "actor", "kind"),  # auditors' search: dossiers a person signed
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: position in the instance chain (1, 2, …); gaps or swaps are detected by ``audit verify``

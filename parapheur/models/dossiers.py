@@ -35,6 +35,7 @@ class Dossier(Base):
     __table_args__ = (
         Index("ix_dossiers_initiator_status", "initiator_id", "status"),
         Index("ix_dossiers_status_updated", "status", "updated_at"),
+        Index("ix_dossiers_created_at", "created_at"),  # auditors' search: date range, newest first
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
