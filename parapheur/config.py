@@ -28,6 +28,7 @@ ENV_SETTINGS = {
     "TRUST_ROOTS": "PEM bundle of extra trusted roots (real CAs whose certificates signers import)",
     "ORG_NAME": "organisation name used for the instance keys (default: Parapheur)",
     "MAX_UPLOAD_MB": "largest accepted upload in megabytes (default 100)",
+    "API_RATE_LIMIT": "API requests allowed per minute and per token (default 120)",
 }
 
 DEFAULTS = {
@@ -37,6 +38,7 @@ DEFAULTS = {
     "SMTP_STARTTLS": False,
     "MAIL_FROM": "parapheur@localhost",
     "MAX_UPLOAD_MB": 100,
+    "API_RATE_LIMIT": 120,
     "LOGIN_MAX_FAILURES": 5,
     "PASSWORD_HASH_PROFILE": "default",
     "LOGIN_LOCK_MINUTES": 15,
@@ -52,7 +54,7 @@ DEFAULTS = {
     "SESSION_COOKIE_NAME": "parapheur_session",
 }
 
-_INT_SETTINGS = {"SMTP_PORT", "MAX_UPLOAD_MB"}
+_INT_SETTINGS = {"SMTP_PORT", "MAX_UPLOAD_MB", "API_RATE_LIMIT"}
 _BOOL_SETTINGS = {"SMTP_STARTTLS"}
 
 

@@ -25,7 +25,7 @@ def authenticate() -> ApiToken:
     if token is None:
         raise Unauthorized("Jeton invalide, révoqué ou expiré.", "Invalid, revoked or expired token.",
                            code="token_invalid", invalid=True)
-    verdict = ratelimit.hit(current_app, token.id)
+    verdict = ratelimit.hit(current_app, token.id, token.token_hash)
     g.api_rate = verdict
     if not verdict.allowed:
         raise RateLimited(verdict.reset)
@@ -36,8 +36,9 @@ def authenticate() -> ApiToken:
     return token
 
 
-def rate_headers(response):
-    """RateLimit-* headers on every authenticated answer (and on 429s)."""
+def response_headers(response):
+    """RateLimit-* headers on every authenticated answer (429s included); API answers are not cached."""
+    response.headers.setdefault("Cache-Control", "no-store")
     verdict = g.get("api_rate")
     if verdict is not None:
         response.headers["RateLimit-Limit"] = str(verdict.limit)

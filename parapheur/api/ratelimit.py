@@ -29,15 +29,16 @@ class Verdict:
     """Seconds until the window ends."""
 
 
-def hit(app: Flask, token_id: int, now: float | None = None) -> Verdict:
-    """Count one request of ``token_id``; say whether it is within the limit."""
+def hit(app: Flask, token_id: int, token_hash: str, now: float | None = None) -> Verdict:
+    """Count one request of a token; say whether it is within the limit. Redis keys are named by the
+    token's hash, so instances sharing a Redis server never share counters."""
     limit = int(app.config.get("API_RATE_LIMIT") or DEFAULT_LIMIT)
     window = int(app.config.get("API_RATE_WINDOW") or DEFAULT_WINDOW)
     now = time.time() if now is None else now
     start = int(now // window * window)
     reset = max(1, int(start + window - now + 0.999))
     try:
-        count = _redis_hit(app, token_id, start, window) if app.config.get("REDIS_URL") else \
+        count = _redis_hit(app, token_hash, start, window) if app.config.get("REDIS_URL") else \
             _database_hit(token_id, start, window)
     except Exception:  # noqa: BLE001 - a counter we cannot reach must not take the API down
         log.exception("rate limit counter unavailable; request let through")
@@ -45,14 +46,14 @@ def hit(app: Flask, token_id: int, now: float | None = None) -> Verdict:
     return Verdict(count <= limit, limit, max(limit - count, 0), reset)
 
 
-def _redis_hit(app: Flask, token_id: int, start: int, window: int) -> int:
+def _redis_hit(app: Flask, token_hash: str, start: int, window: int) -> int:
     from redis import Redis
 
     client = app.extensions.get("parapheur.ratelimit.redis")
     if client is None:
         client = app.extensions["parapheur.ratelimit.redis"] = Redis.from_url(
             app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
-    key = f"parapheur:api-rate:{token_id}:{start}"
+    key = f"parapheur:api-rate:{token_hash[:32]}:{start}"
     pipe = client.pipeline()
     pipe.incr(key)
     pipe.expire(key, window * 2)

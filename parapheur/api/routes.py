@@ -1,11 +1,11 @@
-"""API endpoints."""
-
-from flask import jsonify
+"""Operational endpoints."""
 
 from . import bp
+from .spec import Reply, operation
 
 
-@bp.get("/health")
-def health():
+@operation(bp, "GET", "/health", summary="État du service", tag="service", auth=False,
+           replies=(Reply(200, "Le processus répond.", "Health"),))
+def health(call):
     """Tell load balancers the process is up."""
-    return jsonify({"status": "ok"})
+    return {"status": "ok"}

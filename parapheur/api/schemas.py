@@ -9,7 +9,10 @@ def nullable(schema: dict) -> dict:
     kind = schema.get("type")
     if kind is None:
         return {"anyOf": [schema, {"type": "null"}]}
-    return {**schema, "type": [kind, "null"]}
+    nulled = {**schema, "type": [kind, "null"]}
+    if "enum" in schema:
+        nulled["enum"] = [*schema["enum"], None]
+    return nulled
 
 
 DATETIME = {"type": "string", "format": "date-time"}

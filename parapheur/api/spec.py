@@ -25,10 +25,39 @@ from .. import audit
 from ..models import ApiToken, User
 from ..services.errors import Forbidden, Invalid, NotFound
 
-BINARY = {"type": "string", "format": "binary"}
+#: a file part of a multipart body
+BINARY = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+PDF = {"type": "string", "format": "binary", "contentMediaType": "application/pdf"}
 #: largest id the database holds (PostgreSQL integer); bigger ones cannot name anything
 MAX_ID = 2_147_483_647
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+
+@dataclass(frozen=True)
+class Dynamic:
+    """A schema that depends on the instance (the document types it offers): made at each request, for
+    the validator and for the OpenAPI document alike."""
+
+    factory: Callable[[], dict]
+
+
+def materialise(schema):
+    """A copy of ``schema`` with its Dynamic parts made."""
+    if isinstance(schema, Dynamic):
+        return schema.factory()
+    if isinstance(schema, dict):
+        return {key: materialise(value) for key, value in schema.items()}
+    if isinstance(schema, list | tuple):
+        return [materialise(value) for value in schema]
+    return schema
+
+
+def _is_dynamic(schema) -> bool:
+    if isinstance(schema, Dynamic):
+        return True
+    if isinstance(schema, dict):
+        return any(_is_dynamic(value) for value in schema.values())
+    return isinstance(schema, list) and any(_is_dynamic(value) for value in schema)
 
 
 @dataclass(frozen=True)
@@ -70,14 +99,10 @@ class Multipart:
     def schema(self) -> dict:
         return {"type": "object", "properties": self.properties, "required": list(self.required)}
 
-    @functools.cached_property
-    def text_schema(self) -> dict:
-        """The schema of the text fields alone (files are counted separately)."""
-        text = {n: s for n, s in self.properties.items() if not self.is_file(n)}
-        return {"type": "object", "properties": text, "required": [n for n in self.required if n in text]}
-
     def is_file(self, name: str) -> bool:
         schema = self.properties[name]
+        if isinstance(schema, Dynamic):
+            return False
         return schema.get("format") == "binary" or schema.get("items", {}).get("format") == "binary"
 
 
@@ -193,6 +218,8 @@ def _roles_en(roles) -> str:
 
 
 def _validator(schema: dict) -> Draft202012Validator:
+    if _is_dynamic(schema):
+        return Draft202012Validator(materialise(schema))
     cached = _VALIDATORS.get(id(schema))
     if cached is None or cached[0] is not schema:
         cached = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
@@ -240,6 +267,11 @@ def _coerce(raw: str, schema: dict, name: str):
 
 
 def _validate_query(op: Operation) -> dict:
+    known = {p.name for p in op.params if p.location == "query"}
+    unknown = sorted(set(request.args) - known)
+    if unknown:  # a misspelt filter must not silently list everything
+        shown = ", ".join(unknown)[:200]
+        raise _invalid(f"Paramètre(s) inconnu(s) : {shown}.", f"Unknown parameter(s): {shown}.", unknown[0][:80])
     values = {}
     for param in op.params:
         if param.location != "query":
@@ -282,12 +314,14 @@ def _validate_multipart(body: Multipart) -> tuple[dict, dict[str, list[FileStora
     if request.mimetype != "multipart/form-data":
         raise _invalid("Envoyez un formulaire multipart/form-data.", "Send a multipart/form-data form.", "body")
     form, files = {}, {}
-    for name, schema in body.properties.items():
+    properties = materialise(body.properties)
+    for name, schema in properties.items():
         if body.is_file(name):
             files[name] = [f for f in request.files.getlist(name) if f.filename or f.content_length]
         elif name in request.form:
             form[name] = _coerce(request.form[name], schema, name)
-    _check(body.text_schema, form, "body")
+    text = {n: schema for n, schema in properties.items() if not body.is_file(n)}
+    _check({"type": "object", "properties": text, "required": [n for n in body.required if n in text]}, form, "body")
     for name, uploads in files.items():
         schema = body.properties[name]
         least = schema.get("minItems", 0) if schema.get("type") == "array" else int(name in body.required)
@@ -337,6 +371,8 @@ def describe(error: ValidationError, where: str) -> tuple[str, str, str]:
         extra = re.findall(r"'([^']+)'", error.message)
         shown = ", ".join(extra) or "?"
         return f"Champ(s) inconnu(s) : {shown}.", f"Unknown field(s): {shown}.", name
+    if validator == "pattern" and value == "\\S":
+        return f"« {name} » ne doit pas être vide.", f"'{name}' must not be blank.", name
     if validator == "pattern":
         return f"« {name} » n'a pas le format attendu.", f"'{name}' does not have the expected format.", name
     return f"« {name} » est invalide.", f"'{name}' is invalid: {error.message}", name

@@ -33,6 +33,7 @@ from circuits import (
 from .. import audit
 from ..models import Delegation, Desk, Document, DocumentType, Dossier, DossierAssignee, Revision, User
 from . import documents as document_service
+from . import webhooks
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
 ACTIONS = {"approve", "sign", "reject", "recall", "relaunch", "launch"}
@@ -228,6 +229,7 @@ def _persist(session, dossier, before, outcome, action, meta, now, signed, reaso
     jobs: list[tuple[str, tuple]] = []
     for event in outcome.events:
         jobs.extend(_record_event(session, dossier, event, meta, signed))
+    jobs.extend(webhooks.jobs_for(session, dossier, outcome.events, now))  # same transaction: none lost
     return ActionResult(dossier, tuple(jobs), *_MESSAGES.get(action, ("", "")))
 
 

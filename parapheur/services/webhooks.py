@@ -350,6 +350,10 @@ def create(session: Session, admin: User, url: str, events: Iterable[str], descr
     return hook
 
 
+def list_hooks(session: Session) -> list[Webhook]:
+    return list(session.scalars(select(Webhook).order_by(Webhook.id)))
+
+
 def get(session: Session, webhook_id: int) -> Webhook:
     hook = session.get(Webhook, webhook_id)
     if hook is None:

@@ -93,9 +93,12 @@ def test_phone_sized_screen(new_page, live):
     page = new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     login(page, live.url, "drh.bernard")
     page.goto(f"{live.url}/inbox")
+    page.wait_for_load_state("load")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the inbox scrolls sideways on a phone ({width}px)"
     page.get_by_role("link", name="Attestation sur mobile").click()
+    page.wait_for_url(re.compile(r"/dossiers/\d+$"))
+    page.wait_for_load_state("load")  # stylesheet applied before measuring
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert page.get_by_role("button", name="Signer").is_visible()
     screenshot(page, "phone-dossier")
