@@ -223,13 +223,15 @@ def worker(burst: bool) -> None:
 
 @main.command()
 def remind() -> None:
-    """Send reminders for overdue steps (run it periodically, e.g. hourly from cron)."""
-    from .services import reminders
+    """Send reminders for overdue steps and due webhook retries (run it periodically, e.g. from cron)."""
+    from .extensions import db
+    from .services import reminders, webhooks
 
     app = _app()
     with app.app_context():
         count = reminders.send_due()
-    click.echo(f"{count} relance(s) envoyée(s).")
+        retried = webhooks.pump(app, db.session)  # webhook retries when no RQ scheduler runs
+    click.echo(f"{count} relance(s) envoyée(s), {sum(retried.values())} webhook(s) retenté(s).")
 
 
 @main.command()

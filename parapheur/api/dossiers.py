@@ -8,14 +8,14 @@ import logging
 import math
 from urllib.parse import quote, urlencode
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, request
 from sqlalchemy import func, select
 
 from .. import audit
 from ..extensions import db
 from ..jobs import enqueue_after_commit
 from ..models import AuditEvent, DocumentType, Dossier, utcnow
-from ..services import access, dossiers
+from ..services import access, dossiers, trail
 from ..services import evidence as evidence_service
 from ..services.errors import Conflict, NotFound
 from ..storage import store
@@ -198,6 +198,8 @@ def download(call, dossier_id: int, document_id: int):
         (r for r in document.revisions if r.number == number), None)
     if revision is None:
         raise NotFound("Révision introuvable.", "Revision not found.")
+    trail.record_access(db.session, _meta(call), dossier, "document.downloaded", document=document, revision=revision)
+    db.session.commit()
     mimetype = document.content_type if document.content_type == "application/pdf" else "application/octet-stream"
     response = Response(_read(revision.sha256), mimetype=mimetype, headers={
         "Content-Length": str(revision.size), "Content-Disposition": _attachment(document.filename)})
@@ -229,12 +231,18 @@ def evidence(call, dossier_id: int):
     session = db.session
     dossier = access.get_for(session, call.user, dossier_id, utcnow())
     data = evidence_service.bundle(session, current_app._get_current_object(), dossier)
-    session.commit()  # the bundle may record its export in the trail
+    trail.record_access(session, _meta(call), dossier, "evidence.downloaded")
+    session.commit()
     return Response(data, mimetype="application/zip",
                     headers={"Content-Disposition": _attachment(evidence_service.filename(dossier))})
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _meta(call) -> audit.Meta:
+    return audit.Meta(actor=call.user.username, ip=request.remote_addr,
+                      user_agent=request.headers.get("User-Agent", "")[:300])
 
 
 def _store(upload) -> dossiers.Upload:
