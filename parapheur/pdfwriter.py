@@ -299,16 +299,22 @@ class Document:
         info = add(b"<< /Title %s /Author %s /Subject %s /Creator (Parapheur) /Producer (Parapheur) "
                    b"/CreationDate (%s) /ModDate (%s) >>" % (_text_string(self.title), _text_string(self.author),
                                                            _text_string(self.subject), stamp, stamp))
-        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for number, body in enumerate(objects, start=1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-        for offset in offsets:
-            out += b"%010d 00000 n \n" % offset
-        file_id = hashlib.md5(bytes(out), usedforsecurity=False).hexdigest().encode()
-        out += (b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n"
-                % (len(objects) + 1, catalog, info, file_id, file_id, xref))
-        return bytes(out)
+        return assemble(objects, catalog, info)
+
+
+def assemble(objects: Sequence[bytes], catalog: int, info: int | None = None) -> bytes:
+    """Number ``objects`` from 1, write them with their cross-reference table and trailer: a whole PDF."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    file_id = hashlib.md5(bytes(out), usedforsecurity=False).hexdigest().encode()
+    info_ref = b" /Info %d 0 R" % info if info else b""
+    out += (b"trailer\n<< /Size %d /Root %d 0 R%s /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n"
+            % (len(objects) + 1, catalog, info_ref, file_id, file_id, xref))
+    return bytes(out)

@@ -9,13 +9,17 @@ from flask_login import current_user, login_required
 from .. import audit, jobs
 from ..extensions import db
 from ..models import utcnow
-from ..services import access, documents, dossier_pages, dossiers, previews
-from ..services.errors import ServiceError
+from ..services import access, batches, documents, dossier_pages, dossiers, previews, signing_jobs
+from ..services.errors import ServiceError, Unavailable
 from ..storage import store
 from .request_meta import meta
 from .security import role_required
 
 bp = Blueprint("dossiers", __name__)
+NOT_QUEUED = ("Action enregistrée, mais ses suites (notifications…) n'ont pas pu être mises en file d'attente : "
+              "le service de tâches est indisponible.",
+              "Action saved, but its follow-up work (notifications…) could not be queued: the job service is "
+              "unavailable.")
 
 
 def _locale() -> str:
@@ -85,22 +89,47 @@ def _render_show(dossier_id: int, status: int = 200, form: dict | None = None):
                                   utcnow())
     except ServiceError as error:
         abort(error.status)
-    return render_template("dossiers/show.html", page=page, form=form or {}), status
+    return render_template("dossiers/show.html", page=page, form=form or {}, job=_signature_job()), status
+
+
+def _signature_job() -> dict | None:
+    """The queued signature named by ``?job=`` (the act route sends the signer here), if it is theirs."""
+    job_id = request.args.get("job")
+    if not job_id:
+        return None
+    try:
+        return batches.status(db.session, current_user, job_id)
+    except ServiceError:
+        return None
+
+
+def _refused(error: ServiceError, dossier_id: int, kept: dict | None = None):
+    """Nothing was changed: roll back, say why in place, and give back what the user typed."""
+    db.session.rollback()
+    if error.status == 404:
+        abort(404)
+    flash(error.message(_locale()), "error")
+    return _render_show(dossier_id, error.status, kept)
 
 
 @bp.post("/dossiers/<int:dossier_id>/act")
 @login_required
 def act(dossier_id: int):
     """Do an action on the dossier (launch, visa, sign, reject, recall, relaunch)."""
-    now = utcnow()
+    now, app = utcnow(), current_app._get_current_object()
     action = request.form.get("action", "")
     try:
+        jobs.require_queue()  # every action queues work (emails, completion): refused whole if Redis is down
         dossier = access.get_for(db.session, current_user, dossier_id, now, lock=True)
-        result = dossiers.perform(
-            db.session, current_app._get_current_object(), dossier, current_user, action, meta(), now,
-            expected_version=request.form.get("version", type=int), reason=request.form.get("reason"),
-            pin=request.form.get("pin"), otp=request.form.get("otp"),
-        )
+        if action == "sign":  # in the request, or queued (Redis): the PIN and code are checked here either way
+            outcome = signing_jobs.request_signature(
+                db.session, app, dossier, current_user, request.form.get("pin"), request.form.get("otp"), meta(),
+                now, expected_version=request.form.get("version", type=int))
+        else:
+            result = dossiers.perform(
+                db.session, app, dossier, current_user, action, meta(), now,
+                expected_version=request.form.get("version", type=int), reason=request.form.get("reason"))
+            outcome = signing_jobs.SignatureRequest(None, result, result.jobs)
         db.session.commit()
     except ServiceError as error:
         db.session.rollback()
@@ -109,7 +138,13 @@ def act(dossier_id: int):
         flash(error.message(_locale()), "error")
         kept = {"reason": request.form.get("reason", ""), "action": action}
         return _render_show(dossier_id, error.status, kept)
-    jobs.enqueue_after_commit(result.jobs)
+    try:
+        jobs.enqueue_after_commit(outcome.jobs)
+    except Unavailable as error:  # Redis went away since the check: a queued signature is marked failed
+        flash(error.message(_locale()) if outcome.job else NOT_QUEUED[_locale() != "fr"], "error")
+    if outcome.job is not None:
+        return redirect(url_for("dossiers.show", dossier_id=dossier_id, job=outcome.job.id))
+    result = outcome.result
     flash(result.message_fr if _locale() == "fr" else result.message_en, "success")
     if action in {"approve", "sign", "reject"} and current_user.has_role("signer"):
         return redirect(url_for("inbox.inbox"))
@@ -129,11 +164,7 @@ def change_assignees(dossier_id: int):
                                            assignees, meta(), now, request.form.get("version", type=int))
         db.session.commit()
     except ServiceError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(error.message(_locale()), "error")
-        return _render_show(dossier_id, error.status)
+        return _refused(error, dossier_id)
     flash(result.message_fr if _locale() == "fr" else result.message_en, "success")
     return redirect(url_for("dossiers.show", dossier_id=dossier_id))
 
@@ -152,11 +183,7 @@ def replace_document(dossier_id: int, document_id: int):
                           request.form.get("version", type=int))
         db.session.commit()
     except ServiceError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(error.message(_locale()), "error")
-        return _render_show(dossier_id, error.status)
+        return _refused(error, dossier_id)
     flash("Document remplacé." if _locale() == "fr" else "Document replaced.", "success")
     return redirect(url_for("dossiers.show", dossier_id=dossier_id))
 
