@@ -214,11 +214,16 @@ def serve(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(burst: bool) -> None:
-    """Run an RQ worker with the app loaded once."""
+@click.option("--heartbeat", default=10, show_default=True, type=click.IntRange(1, 300),
+              help="Seconds between heartbeats of a busy worker; its job is deemed abandoned (and retried by "
+                   "another worker) after two missed beats.")
+@click.option("--maintenance-interval", default=60, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between maintenance rounds (abandoned jobs, job records, lost completion work).")
+def worker(burst: bool, heartbeat: int, maintenance_interval: int) -> None:
+    """Run an RQ worker with the app loaded once (serves the signing, default and mail queues)."""
     from .jobs import run_worker
 
-    sys.exit(run_worker(_app(), burst=burst))
+    sys.exit(run_worker(_app(), burst=burst, heartbeat=heartbeat, maintenance=maintenance_interval))
 
 
 @main.command()

@@ -1,7 +1,12 @@
 """Content-addressed blob store: bytes are named by their sha256 and never overwritten.
 
-A blob is written to a temporary file, flushed, fsynced and renamed into place, so a crash leaves either
-no blob or a whole one; callers commit the revision row that names it only after ``put`` returns.
+A blob is written to a temporary file, flushed, fsynced and renamed into place (and the folder fsynced,
+so the rename itself survives a power cut): a crash leaves either no blob or a whole one. Callers commit
+the revision row that names a blob only after ``put`` returns, so a row never names a missing blob; a
+crash between the two leaves an unreferenced blob, which is harmless.
+
+Two stores share one interface (``put``, ``put_stream``, ``get``, ``exists``, ``path``): ``FileStore``
+(a local or shared folder, the default) and ``storage_s3.S3Store`` (``s3://bucket/prefix``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class FileStore:
             path = self._path(digest.hexdigest())
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
+            _fsync_dir(path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -66,6 +72,7 @@ class FileStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+            _fsync_dir(path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -87,12 +94,29 @@ class FileStore:
         return self._path(digest).exists()
 
 
-def open_store(url: str):
-    """The store named by ``PARAPHEUR_STORAGE_URL``: a folder, or s3://bucket/prefix."""
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX: the directory entry lives in the folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported here (e.g. some network file systems): the file itself is synced
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_store(url: str, *, cache_dir: str | os.PathLike | None = None, endpoint_url: str | None = None):
+    """The store named by ``PARAPHEUR_STORAGE_URL``: a folder, or s3://bucket/prefix.
+
+    ``cache_dir`` (S3 only) holds local copies for ``path``; ``endpoint_url`` (S3 only) names an
+    S3-compatible service (MinIO, Garage, Scaleway, OVH…); AWS itself needs none."""
     if url.startswith("s3://"):
         from .storage_s3 import S3Store
 
-        return S3Store(url)
+        return S3Store(url, endpoint_url=endpoint_url, cache_dir=cache_dir)
     return FileStore(url)
 
 
@@ -102,5 +126,9 @@ def store():
 
     existing = current_app.extensions.get("parapheur.store")
     if existing is None:
-        existing = current_app.extensions["parapheur.store"] = open_store(current_app.config["STORAGE_URL"])
+        config = current_app.config
+        endpoint = config.get("S3_ENDPOINT_URL") or os.environ.get("PARAPHEUR_S3_ENDPOINT_URL") or None
+        existing = current_app.extensions["parapheur.store"] = open_store(
+            config["STORAGE_URL"], endpoint_url=endpoint,
+            cache_dir=config.get("BLOB_CACHE_DIR") or Path(config["INSTANCE_DIR"]) / "cache" / "blobs")
     return existing

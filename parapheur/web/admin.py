@@ -8,7 +8,7 @@ from sqlalchemy import select
 from .. import audit
 from ..extensions import db
 from ..models import JobRecord, SigningCredential, User
-from ..services import organisation
+from ..services import batches, organisation
 from ..services.organisation import OrganisationError
 from .request_meta import meta
 from .security import role_required
@@ -27,7 +27,8 @@ def index():
         by_user.setdefault(credential.user_id, []).append(credential)
     failed = db.session.scalars(select(JobRecord).where(JobRecord.status.in_(["failed", "partial"]))
                                 .order_by(JobRecord.updated_at.desc()).limit(20)).all()
-    return render_template("admin/index.html", users=users, credentials=by_user, failed_jobs=failed)
+    return render_template("admin/index.html", users=users, credentials=by_user, failed_jobs=failed,
+                           job_reasons={j.id: batches.failure_reason(j) for j in failed})
 
 
 @bp.route("/organisation", methods=["GET", "POST"])

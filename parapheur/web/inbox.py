@@ -56,6 +56,7 @@ def batch():
     """Sign (or approve) the selected dossiers in one go, authenticating once."""
     ids = request.form.getlist("dossier", type=int)
     try:
+        jobs.require_queue()  # Redis down: refuse before recording anything
         job, work = batches.start(db.session, current_app._get_current_object(), current_user, ids,
                                   request.form.get("pin"), request.form.get("otp"), meta())
         db.session.commit()
@@ -64,7 +65,7 @@ def batch():
         flash(error.message(_locale()), "error")
         return redirect(url_for("inbox.inbox"))
     try:
-        jobs.enqueue_after_commit([work])
+        jobs.enqueue_after_commit(work)  # a failure marks the JobRecord failed with the reason
     except Unavailable as error:
         flash(error.message(_locale()), "error")
     return redirect(url_for("inbox.batch_status", job_id=job.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
@@ -131,10 +132,24 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def test_storage():
+    """``PARAPHEUR_TEST_STORAGE=s3``: every app keeps its blobs in its own bucket of an S3 service (moto's
+    server on loopback) instead of a folder, so the whole suite runs on the S3 store."""
+    if os.environ.get("PARAPHEUR_TEST_STORAGE", "file") != "s3":
+        yield None
+        return
+    from tests.integration.s3server import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
 @pytest.fixture
-def make_app(tmp_path, backend, databases, instance_keys):
+def make_app(request, tmp_path, backend, databases, instance_keys):
     """Build an app on a fresh database (``seed='empty'`` or ``'org'``); settings as keyword arguments."""
     apps, pg_databases = [], []
+    s3 = request.getfixturevalue("test_storage") if os.environ.get("PARAPHEUR_TEST_STORAGE") == "s3" else None
 
     def build(seed: str = "empty", **overrides):
         keys = tmp_path / "instance" / "keys"
@@ -156,6 +171,8 @@ def make_app(tmp_path, backend, databases, instance_keys):
             "SMTP_HOST": None,
             "PASSWORD_HASH_PROFILE": "cheapest",
         }
+        if s3 is not None:
+            config.update(STORAGE_URL=s3.new_bucket(), S3_ENDPOINT_URL=s3.endpoint)
         config.update(overrides)
         app = create_app(config)
         apps.append(app)
