@@ -132,12 +132,7 @@ def act(dossier_id: int):
             outcome = signing_jobs.SignatureRequest(None, result, result.jobs)
         db.session.commit()
     except ServiceError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(error.message(_locale()), "error")
-        kept = {"reason": request.form.get("reason", ""), "action": action}
-        return _render_show(dossier_id, error.status, kept)
+        return _refused(error, dossier_id, {"reason": request.form.get("reason", ""), "action": action})
     try:
         jobs.enqueue_after_commit(outcome.jobs)
     except Unavailable as error:  # Redis went away since the check: a queued signature is marked failed
