@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from .. import audit
 from ..extensions import db
-from ..jobs import enqueue_after_commit
+from ..jobs import enqueue_after_commit, require_queue
 from ..models import AuditEvent, DocumentType, Dossier, utcnow
-from ..services import access, dossiers, trail
+from ..services import access, dossiers, signing_jobs, trail
 from ..services import evidence as evidence_service
 from ..services.errors import Conflict, NotFound
 from ..storage import store
@@ -168,8 +168,9 @@ def launch(call, dossier_id: int):
            description="Viser (approve), signer (sign : pin, et otp en signature avancée), rejeter (reject, "
                        "reason obligatoire), retirer (recall), relancer (relaunch). 409 si l'action n'est pas "
                        "permise maintenant (code not_assignee, …) ou si le dossier a changé (code stale). "
-                       "202 {job} est réservé aux signatures mises en file d'attente : aujourd'hui la "
-                       "signature est faite dans la requête et la réponse est 200.",
+                       "Quand des workers sont configurés (Redis), une signature est vérifiée (PIN, code) "
+                       "puis confiée à un worker : réponse 202 {job}, à suivre par GET /jobs/{id} ; sinon "
+                       "elle est faite dans la requête (200). 503 si le service de tâches est indisponible.",
            params=(DOSSIER_ID, IF_MATCH), body=ACTION,
            replies=(DOSSIER_REPLY, Reply(202, "Action mise en file d'attente : suivre GET /jobs/{id}.",
                                          "JobAccepted")),
@@ -285,11 +286,23 @@ def _expected_version(call, dossier: Dossier, version: int | None) -> int | None
 
 
 def _perform(call, dossier_id: int, action: str, version: int | None, **kwargs):
-    now, session = utcnow(), db.session
+    now, session, app = utcnow(), db.session, current_app._get_current_object()
+    require_queue(app)  # an action whose jobs cannot be queued is refused whole (503), never half done
     dossier = access.get_for(session, call.user, dossier_id, now, lock=True)
     expected = _expected_version(call, dossier, version)
-    result = dossiers.perform(session, current_app._get_current_object(), dossier, call.user, action, call.meta(),
-                              now, expected_version=expected, **kwargs)
+    if action == "sign":
+        request_ = signing_jobs.request_signature(session, app, dossier, call.user, kwargs.get("pin"),
+                                                  kwargs.get("otp"), call.meta(), now, expected_version=expected)
+        session.commit()
+        _after_commit(request_.jobs)
+        if request_.job is not None:
+            response = jsonify({"job": request_.job.id})
+            response.status_code = 202
+            response.headers["Location"] = f"/api/v1/jobs/{request_.job.id}"
+            return response
+        return _dossier_response(call, dossier_id, 200)
+    result = dossiers.perform(session, app, dossier, call.user, action, call.meta(), now,
+                              expected_version=expected, **kwargs)
     session.commit()
     _after_commit(result.jobs)
     return _dossier_response(call, dossier_id, 200)

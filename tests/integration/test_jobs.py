@@ -308,3 +308,42 @@ def test_a_job_run_twice_signs_once_and_large_batches_run_in_parts_inline(make_a
     assert record["status"] == "done" and record["done"] == 10 and record["failed"] == 0
     for number in numbers:
         assert state(app, number)["events"].count("document.signed") == 1
+
+
+# -- the API's queued signature ----------------------------------------------------------------------------
+
+
+@postgresql_only
+def test_the_api_answers_202_with_a_job_a_worker_completes(make_app, redis_url, tmp_path):
+    from .apiclient import Api
+
+    app = queued_app(make_app, redis_url)
+    with app.app_context():
+        number = create_dossier("contrat").id
+        act(db.session.get(Dossier, number), "drh.bernard", "approve")
+    api = Api(app, "dgs.martin")
+    wrong = api.act(number, "sign", pin="000000", otp=pyotp.TOTP(TOTP).now())
+    assert wrong.status_code == 400 and wrong.mimetype == "application/problem+json"
+    queued = api.sign_advanced(number)
+    assert queued.status_code == 202, queued.get_json()
+    job_id = queued.get_json()["job"]
+    assert queued.headers["Location"].endswith(f"/jobs/{job_id}")
+    assert api.get(f"/jobs/{job_id}").get_json()["status"] == "queued"
+    assert Api(app, "drh.bernard").get(f"/jobs/{job_id}").status_code == 404  # someone else's job
+    run_burst(app, tmp_path / "worker.log")
+    assert api.get(f"/jobs/{job_id}").get_json()["status"] == "done"
+    assert api.get(f"/dossiers/{number}").get_json()["status"] == "completed"
+    assert_signed_once(app, number)
+
+
+def test_the_api_says_503_when_the_queue_is_down_and_changes_nothing(make_app):
+    from .apiclient import Api
+
+    app = make_app("org")
+    with app.app_context():
+        number = create_dossier("note-interne").id
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"  # Redis goes down
+    response = Api(app, "dgs.martin").act(number, "approve")
+    assert response.status_code == 503 and "indisponible" in response.get_json()["detail"]
+    with app.app_context():
+        assert db.session.get(Dossier, number).status == "in_progress"
