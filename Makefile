@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PARAPHEUR_INSTANCE_DIR ?= $(CURDIR)/instance
 
-.PHONY: run test lint system-packages clean translations
+.PHONY: run test lint system-packages clean translations translations-update
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 translations: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d parapheur/translations -D messages >/dev/null
+
+## translations-update: collect new French strings into the English catalog (then translate them)
+translations-update: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ --ignore-dirs=.venv --ignore-dirs=tests \
+	  -o parapheur/translations/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i parapheur/translations/messages.pot -d parapheur/translations -l en
 
 ## run: install, initialise the instance with demo data, serve on http://127.0.0.1:5000
 run: $(STAMP) translations

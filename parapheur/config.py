@@ -16,6 +16,7 @@ ENV_SETTINGS = {
     "DATABASE_URL": "SQLAlchemy URL; postgresql+psycopg://… for production (default: SQLite in the instance)",
     "REDIS_URL": "redis://… to run jobs on RQ workers (default: jobs run inline in the request)",
     "STORAGE_URL": "blob store: a folder path (default <instance>/blobs) or s3://bucket/prefix",
+    "S3_ENDPOINT_URL": "S3-compatible endpoint for s3:// storage (default: AWS; credentials from AWS_* variables)",
     "TSA_URL": "RFC 3161 timestamp authority (default: the instance's in-process TSA)",
     "SECRET_KEY": "session signing key (default: generated once and kept in the instance folder)",
     "BASE_URL": "public address used in emails and webhooks (default http://127.0.0.1:5000)",

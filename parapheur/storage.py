@@ -127,7 +127,7 @@ def store():
     existing = current_app.extensions.get("parapheur.store")
     if existing is None:
         config = current_app.config
-        endpoint = config.get("S3_ENDPOINT_URL") or os.environ.get("PARAPHEUR_S3_ENDPOINT_URL") or None
+        endpoint = config.get("S3_ENDPOINT_URL") or None
         existing = current_app.extensions["parapheur.store"] = open_store(
             config["STORAGE_URL"], endpoint_url=endpoint,
             cache_dir=config.get("BLOB_CACHE_DIR") or Path(config["INSTANCE_DIR"]) / "cache" / "blobs")

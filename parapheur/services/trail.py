@@ -24,46 +24,53 @@ from ..storage import store
 
 PARIS = ZoneInfo("Europe/Paris")
 
+
+def N_(text: str) -> str:
+    """Mark a French label for the catalog without translating it here: the bordereau stays French,
+    the pages translate the label when they show it (``_(label)``)."""
+    return text
+
+
 KIND_LABELS = {
-    "dossier.created": "Dossier créé",
-    "document.uploaded": "Document déposé",
-    "dossier.launched": "Circuit lancé",
-    "step.activated": "Étape ouverte",
-    "step.approved": "Visa donné",
-    "document.signed": "Document signé",
-    "step.completed": "Étape terminée",
-    "dossier.completed": "Dossier terminé",
-    "dossier.rejected": "Dossier rejeté",
-    "dossier.recalled": "Dossier retiré du circuit",
-    "dossier.relaunched": "Dossier relancé",
-    "dossier.assignees_changed": "Destinataires modifiés",
-    "delegation.used": "Acte sur délégation",
-    "delegation.set": "Délégation donnée",
-    "document.timestamped": "Document horodaté (B-LTA)",
-    "dossier.chain_timestamped": "Piste d'audit horodatée",
-    "document.viewed": "Document consulté",
-    "document.downloaded": "Document téléchargé",
-    "bordereau.downloaded": "Bordereau téléchargé",
-    "evidence.downloaded": "Dossier de preuve téléchargé",
-    "audit.viewed": "Piste d'audit consultée",
-    "login.success": "Connexion",
-    "login.failure": "Échec de connexion",
-    "login.throttled": "Connexion bloquée (trop d'essais)",
-    "totp.enrolled": "Double authentification activée",
-    "api.token_used": "Jeton d'API utilisé",
+    "dossier.created": N_("Dossier créé"),
+    "document.uploaded": N_("Document déposé"),
+    "dossier.launched": N_("Circuit lancé"),
+    "step.activated": N_("Étape ouverte"),
+    "step.approved": N_("Visa donné"),
+    "document.signed": N_("Document signé"),
+    "step.completed": N_("Étape terminée"),
+    "dossier.completed": N_("Dossier terminé"),
+    "dossier.rejected": N_("Dossier rejeté"),
+    "dossier.recalled": N_("Dossier retiré du circuit"),
+    "dossier.relaunched": N_("Dossier relancé"),
+    "dossier.assignees_changed": N_("Destinataires modifiés"),
+    "delegation.used": N_("Acte sur délégation"),
+    "delegation.set": N_("Délégation donnée"),
+    "document.timestamped": N_("Document horodaté (B-LTA)"),
+    "dossier.chain_timestamped": N_("Piste d'audit horodatée"),
+    "document.viewed": N_("Document consulté"),
+    "document.downloaded": N_("Document téléchargé"),
+    "bordereau.downloaded": N_("Bordereau téléchargé"),
+    "evidence.downloaded": N_("Dossier de preuve téléchargé"),
+    "audit.viewed": N_("Piste d'audit consultée"),
+    "login.success": N_("Connexion"),
+    "login.failure": N_("Échec de connexion"),
+    "login.throttled": N_("Connexion bloquée (trop d'essais)"),
+    "totp.enrolled": N_("Double authentification activée"),
+    "api.token_used": N_("Jeton d'API utilisé"),
 }
-LEVELS = {"simple": "simple", "advanced": "avancée", "qualified": "qualifiée"}
-STEP_KINDS = {"visa": "Visa", "signature": "Signature"}
-DOSSIER_STATUSES = {"draft": "brouillon", "in_progress": "en cours", "completed": "terminé",
-                    "rejected": "rejeté", "recalled": "retiré du circuit"}
-STEP_STATUSES = {"pending": "à venir", "active": "en cours", "done": "terminée", "rejected": "rejetée",
-                 "skipped": "sautée"}
-MODIFICATIONS = {"NONE": "aucune", "LTA_UPDATES": "mises à jour d'archivage (LTA)",
-                 "FORM_FILLING": "remplissage de formulaire (signatures suivantes)", "ANNOTATIONS": "annotations",
-                 "OTHER": "autres modifications"}
-REVOCATION = {"good": "non révoqué", "revoked": "RÉVOQUÉ", "unknown": "inconnu", "not_checked": "non vérifié"}
-COVERAGE = {"entire_file": "tout le fichier", "entire_revision": "sa révision (ajouts ensuite)",
-            "partial": "partielle"}
+LEVELS = {"simple": N_("simple"), "advanced": N_("avancée"), "qualified": N_("qualifiée")}
+STEP_KINDS = {"visa": N_("Visa"), "signature": N_("Signature")}
+DOSSIER_STATUSES = {"draft": N_("brouillon"), "in_progress": N_("en cours"), "completed": N_("terminé"),
+                    "rejected": N_("rejeté"), "recalled": N_("retiré du circuit")}
+STEP_STATUSES = {"pending": N_("à venir"), "active": N_("en cours"), "done": N_("terminée"), "rejected": N_("rejetée"),
+                 "skipped": N_("sautée")}
+MODIFICATIONS = {"NONE": N_("aucune"), "LTA_UPDATES": N_("mises à jour d'archivage (LTA)"),
+                 "FORM_FILLING": N_("remplissage de formulaire (signatures suivantes)"), "ANNOTATIONS": N_("annotations"),
+                 "OTHER": N_("autres modifications")}
+REVOCATION = {"good": N_("non révoqué"), "revoked": N_("RÉVOQUÉ"), "unknown": N_("inconnu"), "not_checked": N_("non vérifié")}
+COVERAGE = {"entire_file": N_("tout le fichier"), "entire_revision": N_("sa révision (ajouts ensuite)"),
+            "partial": N_("partielle")}
 #: events any participant causes just by reading; their kinds
 ACCESS_KINDS = ("document.viewed", "document.downloaded", "bordereau.downloaded", "evidence.downloaded",
                 "audit.viewed")
