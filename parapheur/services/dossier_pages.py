@@ -104,7 +104,7 @@ def page(session: Session, app: Flask, user: User, dossier_id: int, now: datetim
     dossier = access.get_for(session, user, dossier_id, now)
     snapshot = snapshot_of(dossier)
     names = _names(session, snapshot)
-    directory_now = directory(session, now)
+    directory_now = directory(session, now, snapshot)
     steps = []
     for step in snapshot.steps:
         label = step.name or ("Visa" if str(step.kind) == "visa" else f"Signature ({step.level})")

@@ -62,9 +62,14 @@ def snapshot_of(dossier: Dossier) -> Snapshot:
     return circuits.snapshot_from_dict(json.loads(dossier.circuit))
 
 
-def directory(session: Session, now: datetime) -> circuits.Directory:
-    """Desks and delegations as the engine sees them at ``now``."""
-    desks = {d.code: frozenset(m.user.username for m in d.members) for d in session.scalars(select(Desk))}
+def directory(session: Session, now: datetime, snapshot: Snapshot | None = None) -> circuits.Directory:
+    """Desks and delegations as the engine sees them at ``now``; with ``snapshot``, only the desks its
+    circuit names (the rest cannot matter, and loading every desk grew with the organisation)."""
+    query = select(Desk)
+    if snapshot is not None:
+        query = query.where(Desk.code.in_({a.ref for s in snapshot.steps for a in s.assignees
+                                           if a.kind == AssigneeKind.DESK}))
+    desks = {d.code: frozenset(m.user.username for m in d.members) for d in session.scalars(query)}
     delegations = tuple(
         circuits.Delegation(d.delegator.username, d.delegate.username, d.start, d.end)
         for d in session.scalars(select(Delegation).where(Delegation.end > now))
@@ -163,7 +168,7 @@ def perform(
         "launch": Launch(), "approve": Approve(), "sign": Sign(), "recall": Recall(), "relaunch": Relaunch(),
     }.get(action) or Reject(reason or "")
     try:
-        outcome = circuits.apply(snapshot, engine_action, user.username, now, directory(session, now))
+        outcome = circuits.apply(snapshot, engine_action, user.username, now, directory(session, now, snapshot))
     except TransitionRefused as refused:
         raise Conflict(refused.message_fr, refused.message_en, code=refused.code) from None
 
@@ -196,7 +201,7 @@ def change_assignees(session: Session, dossier: Dossier, user: User, step_index:
     snapshot = snapshot_of(dossier)
     try:
         outcome = circuits.apply(snapshot, ChangeAssignees(step_index, parsed), user.username, now,
-                                 directory(session, now))
+                                 directory(session, now, snapshot))
     except TransitionRefused as refused:
         raise Conflict(refused.message_fr, refused.message_en, code=refused.code) from None
     return _persist(session, dossier, snapshot, outcome, "change_assignees", meta, now, [], None)

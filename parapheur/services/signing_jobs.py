@@ -54,7 +54,8 @@ def request_signature(session: Session, app: Flask, dossier: Dossier, user: User
         raise Conflict("Le dossier a changé depuis l'affichage de la page : rechargez-la avant d'agir.",
                        "The dossier changed since you loaded it: reload before acting.", code="stale")
     try:  # the engine's verdict now, so a refused signature is answered in the request
-        circuits.apply(snapshot_of(dossier), Sign(), user.username, now, directory(session, now))
+        snapshot = snapshot_of(dossier)
+        circuits.apply(snapshot, Sign(), user.username, now, directory(session, now, snapshot))
     except TransitionRefused as refused:
         raise Conflict(refused.message_fr, refused.message_en, code=refused.code) from None
     if batches.pending_signature(session, user, dossier.id) is not None:
