@@ -82,6 +82,7 @@ def run(session: Session, app: Flask, job_id: str, user_id: int, dossier_ids: li
     pin = secrets_box.open_(app.config["SECRET_KEY"], box)
     _update(session, job_id, {}, running=True)
     session.commit()
+    opened: dict = {}  # keys unlocked by this run's PIN, opened once rather than once per dossier
     for dossier_id in dossier_ids:
         if _handled(session, job_id, dossier_id):
             continue
@@ -99,7 +100,7 @@ def run(session: Session, app: Flask, job_id: str, user_id: int, dossier_ids: li
             result = dossier_service.perform(session, app, dossier, user, action,
                                              audit.Meta(user.username, None, acted.get("ip"),
                                                         acted.get("user_agent")),
-                                             now, pin=pin, otp_verified=True)
+                                             now, pin=pin, otp_verified=True, opened=opened)
             _update(session, job_id, {str(dossier_id): {"ok": True, "title": dossier.title,
                                                         "message": result.message_fr}})
             session.commit()  # the signature, its audit events and its result: all or nothing

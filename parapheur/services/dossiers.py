@@ -154,6 +154,7 @@ def perform(
     pin: str | None = None,
     otp: str | None = None,
     otp_verified: bool = False,
+    opened: dict | None = None,
 ) -> ActionResult:
     """Do ``action`` on a (locked) dossier as ``user``. Raises Conflict on a refused or stale action."""
     if action not in ACTIONS:
@@ -184,7 +185,7 @@ def perform(
         from . import signatures
 
         signed = signatures.sign_dossier(session, app, dossier, step, user, outcome.acted_for, pin, otp, now,
-                                         otp_verified=otp_verified)
+                                         otp_verified=otp_verified, opened=opened)
     return _persist(session, dossier, snapshot, outcome, action, acted_meta, now, signed, reason)
 
 
