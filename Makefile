@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PARAPHEUR_INSTANCE_DIR ?= $(CURDIR)/instance
 
-.PHONY: run test lint system-packages clean translations translations-update
+.PHONY: run test lint system-packages clean translations translations-update bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ test: $(STAMP) translations system-packages
 	@# Playwright's sync API keeps an event loop running in its process, which pyHanko's sync calls
 	@# (asyncio.run) cannot share: the browser tests get a process of their own.
 	$(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
+## bench: the four benchmarks of bench/ (figures in README.md, Performance); bench-quick for a smoke run
+bench: $(STAMP)
+	for b in sign batch load memory; do $(BIN)/python -m bench.$$b || exit 1; done
+
+bench-quick: $(STAMP)
+	for b in sign batch load memory; do $(BIN)/python -m bench.$$b --quick || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
