@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PARAPHEUR_INSTANCE_DIR ?= $(CURDIR)/instance
 
-.PHONY: run test lint system-packages clean translations translations-update bench bench-quick
+.PHONY: run test lint system-packages clean translations translations-update bench bench-quick \
+        bench-sign bench-batch bench-load bench-memory
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	for b in sign batch load memory; do $(BIN)/python -m bench.$$b --quick || exit 1; done
+
+## bench-sign, bench-batch, bench-load, bench-memory: one benchmark (BENCH_ARGS=--quick / --json)
+bench-sign bench-batch bench-load bench-memory: bench-%: $(STAMP)
+	$(BIN)/python -m bench.$* $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
