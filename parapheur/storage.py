@@ -24,6 +24,27 @@ class BlobNotFound(KeyError):
     pass
 
 
+def spool(stream: BinaryIO, directory: Path, *, fsync: bool) -> tuple[str, str, int]:
+    """Copy ``stream`` to a temporary file in ``directory`` while hashing it, never holding it whole in
+    memory; return (temporary path, sha256, size). The caller renames the file into place or removes it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                handle.write(chunk)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
 class FileStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -42,25 +63,16 @@ class FileStore:
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         """Store a stream without holding it in memory; return (sha256, size)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        tmp, digest, size = spool(stream, self.root, fsync=True)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                while chunk := stream.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            path = self._path(digest.hexdigest())
+            path = self._path(digest)
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
             _fsync_dir(path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest.hexdigest(), size
+        return digest, size
 
     def _write_atomic(self, path: Path, chunks) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 from .services.errors import Unavailable
-from .storage import CHUNK, BlobNotFound
+from .storage import CHUNK, BlobNotFound, spool
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -112,16 +112,8 @@ class S3Store:
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         """Store a stream without holding it in memory: it is spooled to the cache folder while hashed
         (the name is its sha256), uploaded, and the spooled copy kept as the cached copy."""
-        self.cache.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(dir=self.cache, prefix=".upload-")
+        tmp, name, size = spool(stream, self.cache, fsync=False)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                while chunk := stream.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    handle.write(chunk)
-            name = digest.hexdigest()
             if not self.exists(name):
                 self._upload_file(tmp, name)
             cached = self._cache_path(name)
