@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEvent, DocumentType, Dossier, User
 from . import access
+from .paging import dossier_page
 from .trail import PARIS
 
 PER_PAGE = 25
@@ -114,12 +115,8 @@ def search(session: Session, user: User, criteria: Criteria, now: datetime, per_
     per_page = per_page or PER_PAGE
     usernames = signer_usernames(session, criteria.signer) if criteria.signer else None
     where = [access.visible_condition(session, user, now), *conditions(session, criteria, usernames)]
-    total = session.scalar(select(func.count()).select_from(Dossier).where(*where)) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(criteria.page, pages)
-    dossiers = list(session.scalars(select(Dossier).where(*where)
-                                    .order_by(Dossier.created_at.desc(), Dossier.id.desc())
-                                    .limit(per_page).offset((page - 1) * per_page)))
+    dossiers, page, pages, total = dossier_page(session, where, (Dossier.created_at.desc(), Dossier.id.desc()),
+                                                criteria.page, per_page)
     return Results(dossiers, total, page, pages, per_page, signer_unknown=usernames == [])
 
 

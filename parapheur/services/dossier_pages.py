@@ -14,6 +14,7 @@ import circuits
 from ..models import AuditEvent, Desk, Document, DocumentType, Dossier, User
 from . import access
 from .dossiers import directory, snapshot_of
+from .paging import dossier_page
 from .signatures import credential_for
 
 PER_PAGE = 20
@@ -41,11 +42,8 @@ def mine(session: Session, user: User, *, status: str | None, type_code: str | N
         conditions.append(Dossier.type.has(DocumentType.code == type_code))
     if query.strip():
         conditions.append(func.lower(Dossier.title).contains(query.strip().lower(), autoescape=True))
-    total = session.scalar(select(func.count()).select_from(Dossier).where(*conditions))
-    pages = max(1, -(-total // PER_PAGE))
-    number = min(max(1, number), pages)
-    rows = session.scalars(select(Dossier).where(*conditions).order_by(Dossier.updated_at.desc(), Dossier.id.desc())
-                           .limit(PER_PAGE).offset((number - 1) * PER_PAGE)).all()
+    rows, number, pages, total = dossier_page(session, conditions, (Dossier.updated_at.desc(), Dossier.id.desc()),
+                                              number, PER_PAGE)
     return Listing(tuple(rows), number, pages, total)
 
 

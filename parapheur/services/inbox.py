@@ -15,6 +15,7 @@ import circuits
 from ..models import Dossier, DossierAssignee, User
 from . import access
 from .dossiers import directory, snapshot_of
+from .paging import dossier_page
 
 PER_PAGE = 20
 SORTS = {
@@ -74,12 +75,8 @@ def page(session: Session, user: User, now: datetime, *, kind: str | None = None
         conditions.append(_kind_is(kind))
     if late_only:
         conditions.append(Dossier.due_at < now)
-    total = session.scalar(select(func.count()).select_from(Dossier).where(*conditions))
-    pages = max(1, -(-total // PER_PAGE))
-    number = min(max(1, number), pages)
-    rows = session.scalars(select(Dossier).where(*conditions).order_by(SORTS.get(sort, SORTS["recent"]),
-                                                                       Dossier.id.desc())
-                           .limit(PER_PAGE).offset((number - 1) * PER_PAGE)).all()
+    rows, number, pages, total = dossier_page(session, conditions, (SORTS.get(sort, SORTS["recent"]),
+                                                                    Dossier.id.desc()), number, PER_PAGE)
     directory_now = directory(session, now) if rows else None
     items = []
     for dossier in rows:
