@@ -23,6 +23,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: the organisation of the single-signer benchmarks (sign, memory): one simple-level step
+ORG = """
+users:
+  - {username: rh.dupont, name: Claire Dupont, email: claire@example.fr, roles: [initiator], password: "bench-pass-1"}
+  - {username: dgs.martin, name: Paul Martin, email: paul@example.fr, roles: [signer], password: "bench-pass-2"}
+document_types:
+  - code: attestation
+    name: Attestation
+    min_level: simple
+    steps:
+      - {kind: signature, level: simple, assignees: [user:dgs.martin]}
+"""
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` as well as `python -m bench.x`
     sys.path.insert(0, str(ROOT))

@@ -30,20 +30,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import pdfs
-from bench.common import Report, instance_config, log, parser, workdir
+from bench.common import ORG, Report, instance_config, log, parser, workdir
 
 MB = 1024 * 1024
-ORG = """
-users:
-  - {username: rh.dupont, name: Claire Dupont, email: claire@example.fr, roles: [initiator], password: "bench-pass-1"}
-  - {username: dgs.martin, name: Paul Martin, email: paul@example.fr, roles: [signer], password: "bench-pass-2"}
-document_types:
-  - code: attestation
-    name: Attestation
-    min_level: simple
-    steps:
-      - {kind: signature, level: simple, assignees: [user:dgs.martin]}
-"""
 
 
 def _status(field: str) -> int:
