@@ -141,7 +141,7 @@ def _save_credential(make) -> None:
     try:
         credential = make()
         audit.record(db.session, "admin.credential_added", audit.Meta(actor="cli"), user=credential.user_id,
-                     kind=credential.kind, level=credential.level)
+                     credential_kind=credential.kind, level=credential.level)
         db.session.commit()
     except ServiceError as error:
         db.session.rollback()
@@ -174,14 +174,8 @@ def credential_import_p12(username: str, file: Path, passphrase: str, pin: str) 
 @click.option("--chain", "chain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def credential_add_pkcs11(username, module, token_label, key_label, cert_file, chain_file) -> None:
     """Register a qualified key held on a PKCS#11 token (its certificate must be qualified)."""
-    from .extensions import db
-    from .services import credentials
-
-    with _app().app_context():
-        user = _credential_user(username)
-        _save_credential(lambda: credentials.register_token(
-            db.session, user, "pkcs11", {"module": module, "token_label": token_label, "key_label": key_label},
-            cert_file.read_text(), chain_file.read_text() if chain_file else ""))
+    _register_token(username, "pkcs11", {"module": module, "token_label": token_label, "key_label": key_label},
+                    cert_file, chain_file)
 
 
 @credential.command("add-csc")
@@ -193,14 +187,18 @@ def credential_add_pkcs11(username, module, token_label, key_label, cert_file, c
 @click.option("--chain", "chain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def credential_add_csc(username, url, credential_id, oauth_token, cert_file, chain_file) -> None:
     """Register a qualified key held by a remote signing service (CSC API v1)."""
+    _register_token(username, "csc", {"url": url, "credential_id": credential_id, "oauth_token": oauth_token},
+                    cert_file, chain_file)
+
+
+def _register_token(username: str, kind: str, settings: dict, cert_file: Path, chain_file: Path | None) -> None:
     from .extensions import db
     from .services import credentials
 
     with _app().app_context():
         user = _credential_user(username)
         _save_credential(lambda: credentials.register_token(
-            db.session, user, "csc", {"url": url, "credential_id": credential_id, "oauth_token": oauth_token},
-            cert_file.read_text(), chain_file.read_text() if chain_file else ""))
+            db.session, user, kind, settings, cert_file.read_text(), chain_file.read_text() if chain_file else ""))
 
 
 @main.command()

@@ -107,3 +107,23 @@ def test_user_add(cli):
     again = cli("user", "add", "agent.x", "--name", "Agent X", "--role", "initiator",
                 input="motdepasse-long\nmotdepasse-long\n")
     assert again.exit_code == 1 and "existe déjà" in again.output
+
+
+def test_credential_commands_register_only_qualified_certificates(cli, tmp_path, test_pki):
+    from asn1crypto import pem
+
+    def cert_file(label):
+        path = tmp_path / f"{label}.pem"
+        path.write_bytes(pem.armor("CERTIFICATE", test_pki.cert(label).dump()))
+        return str(path)
+
+    cli("demo")
+    refused = cli("credential", "add-pkcs11", "maire.durand", "--module", "/usr/lib/softhsm/libsofthsm2.so",
+                  "--token", "t", "--key-label", "k", "--cert", cert_file("not-qualified"))
+    assert refused.exit_code == 1 and refused.output.strip()
+    added = cli("credential", "add-csc", "maire.durand", "--url", "http://127.0.0.1:9", "--credential-id", "c1",
+                "--cert", cert_file("qualified"))
+    assert added.exit_code == 0 and "niveau qualified" in added.output
+    missing = cli("credential", "add-csc", "ghost", "--url", "http://x", "--credential-id", "c",
+                  "--cert", cert_file("qualified"))
+    assert missing.exit_code == 1 and "Utilisateur inconnu" in missing.output
