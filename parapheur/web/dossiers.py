@@ -6,10 +6,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import get_locale
 from flask_login import current_user, login_required
 
-from .. import audit, jobs
+from .. import jobs
 from ..extensions import db
 from ..models import utcnow
-from ..services import access, batches, documents, dossier_pages, dossiers, previews, signing_jobs
+from ..services import access, batches, documents, dossier_pages, dossiers, previews, signing_jobs, trail
 from ..services.errors import ServiceError, Unavailable
 from ..storage import store
 from .request_meta import meta
@@ -188,8 +188,8 @@ def replace_document(dossier_id: int, document_id: int):
 def download(dossier_id: int, document_id: int):
     """Download a document (its latest revision, or ?revision=N)."""
     document, revision = _revision(dossier_id, document_id, request.args.get("revision", type=int))
-    audit.record(db.session, "document.downloaded", meta(), dossier_id=dossier_id, revision_sha256=revision.sha256,
-                 document=document.filename, revision=revision.number)
+    trail.record_access(db.session, meta(), document.dossier, "document.downloaded", document=document,
+                        revision=revision)
     db.session.commit()
     return send_file(store().path(revision.sha256), mimetype=document.content_type, as_attachment=True,
                      download_name=document.filename, etag=revision.sha256)
@@ -208,8 +208,8 @@ def page_image(dossier_id: int, document_id: int, page: int):
     except ServiceError as error:
         abort(error.status)
     if page == 1:
-        audit.record(db.session, "document.viewed", meta(), dossier_id=dossier_id, revision_sha256=revision.sha256,
-                     document=document.filename, revision=revision.number)
+        trail.record_access(db.session, meta(), document.dossier, "document.viewed", document=document,
+                            revision=revision)
         db.session.commit()
     response = send_file(path, mimetype="image/png", max_age=3600, etag=f"{revision.sha256}-{page}")
     response.headers["Cache-Control"] = "private, max-age=3600"

@@ -102,6 +102,15 @@ def test_signer_reads_visas_and_signs_with_pin_and_code(browser, org):
     download = signer.get(f"/dossiers/{number}/documents/1/download")
     assert download.status_code == 200 and b"/ByteRange" in download.data
     download.close()
+    with org.app_context():
+        from parapheur.models import AuditEvent
+
+        seen = db.session.execute(select(AuditEvent.kind, AuditEvent.actor, AuditEvent.revision_sha256)
+                                  .where(AuditEvent.dossier_id == number,
+                                         AuditEvent.kind.in_(["document.viewed", "document.downloaded"]))).all()
+        assert ("document.viewed", "drh.bernard") in {(k, a) for k, a, _ in seen}
+        assert ("document.downloaded", "dgs.martin") in {(k, a) for k, a, _ in seen}
+        assert all(sha for _, _, sha in seen)
 
 
 def test_reject_needs_a_reason_and_keeps_what_was_typed(browser, org):
